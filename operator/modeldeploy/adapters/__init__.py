@@ -1,0 +1,1 @@
+"""The outside world: Kubernetes objects, Prometheus, routers, model metadata."""

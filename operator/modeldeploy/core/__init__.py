@@ -1,0 +1,1 @@
+"""Pure logic: API models, revisions, the rollout planner, analysis. No I/O."""
