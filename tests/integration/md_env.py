@@ -1,0 +1,299 @@
+"""Test environment for the operator on the local control plane.
+
+- ``install_crd`` applies the generated CRD and waits until it is served.
+- ``OperatorProcess`` runs the real ``modeldeploy-operator`` as a subprocess
+  under its own least-privilege ServiceAccount (RBAC from the chart's rules).
+- ``FakeKubelet`` stands in for the node: there is no kubelet here, so it
+  reports pods Running and Ready through the status subresource, exactly as
+  a kubelet would, except for revisions a test holds back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "charts/modeldeploy/crds/modeldeploy.dev_modeldeployments.yaml"
+RBAC_RULES_FILE = ROOT / "charts/modeldeploy/files/operator-rbac-rules.yaml"
+SA_KUBECONFIG_SCRIPT = ROOT / "tools/cluster/sa-kubeconfig.sh"
+OPERATOR_NAMESPACE = "modeldeploy-system"
+OPERATOR_ACCOUNT = "modeldeploy-operator"
+GROUP, VERSION, PLURAL = "modeldeploy.dev", "v1alpha1", "modeldeployments"
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 60.0, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def require_tool(name: str, how: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(f"`{name}` is not on PATH: {how}")
+    return path
+
+
+# --- CRD and RBAC -------------------------------------------------------------------
+
+
+def install_crd(api: client.ApiClient) -> None:
+    ext = client.ApiextensionsV1Api(api)
+    body = yaml.safe_load(CRD_FILE.read_text())
+    name = body["metadata"]["name"]
+    try:
+        current = ext.read_custom_resource_definition(name)
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        ext.replace_custom_resource_definition(name, body)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        ext.create_custom_resource_definition(body)
+
+    def established() -> bool:
+        crd = ext.read_custom_resource_definition(name)
+        conditions = (crd.status.conditions if crd.status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_for(established, 30, "the CRD to be established")
+
+
+def _create_or_replace(create: Callable[[], Any], replace: Callable[[], Any]) -> None:
+    try:
+        create()
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        replace()
+
+
+def install_operator_rbac(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    rbac = client.RbacAuthorizationV1Api(api)
+    with contextlib.suppress(ApiException):
+        core.create_namespace({"metadata": {"name": OPERATOR_NAMESPACE}})
+    with contextlib.suppress(ApiException):
+        core.create_namespaced_service_account(
+            OPERATOR_NAMESPACE, {"metadata": {"name": OPERATOR_ACCOUNT}}
+        )
+    role = {
+        "metadata": {"name": OPERATOR_ACCOUNT},
+        "rules": yaml.safe_load(RBAC_RULES_FILE.read_text()),
+    }
+    _create_or_replace(
+        lambda: rbac.create_cluster_role(role),
+        lambda: rbac.replace_cluster_role(OPERATOR_ACCOUNT, role),
+    )
+    binding = {
+        "metadata": {"name": OPERATOR_ACCOUNT},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": OPERATOR_ACCOUNT,
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}
+        ],
+    }
+    _create_or_replace(
+        lambda: rbac.create_cluster_role_binding(binding),
+        lambda: rbac.replace_cluster_role_binding(OPERATOR_ACCOUNT, binding),
+    )
+
+
+def service_account_kubeconfig(out: Path) -> Path:
+    subprocess.run(
+        ["bash", str(SA_KUBECONFIG_SCRIPT), OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, str(out)],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    return out
+
+
+# --- the operator process ------------------------------------------------------------
+
+
+class OperatorProcess:
+    """The real operator, started and stopped like a pod would be."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"operator-{self.starts}.log"
+
+    def start(self) -> None:
+        exe = require_tool(
+            "modeldeploy-operator", "run the tests through `make test` (it installs the package)"
+        )
+        self.starts += 1
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [exe, "--verbose"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for(
+            lambda: self._alive() and self._logged_start(),
+            30,
+            f"the operator to start (log: {self.log_path})",
+        )
+
+    def _alive(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            tail = self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+            raise AssertionError(f"the operator exited:\n{tail}")
+        return True
+
+    def _logged_start(self) -> bool:
+        # kopf reports each startup activity once it has run.
+        return "'configure' succeeded" in self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.log_dir.glob("operator-*.log")))
+
+
+# --- the stand-in kubelet ------------------------------------------------------------
+
+
+class FakeKubelet:
+    """Marks pods Running and Ready via the status subresource, like a kubelet."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.hold: set[str] = set()  # revisions whose pods stay unready
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> FakeKubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(ApiException):
+                self._mark_all()
+            self._stop.wait(0.2)
+
+    def _mark_all(self) -> None:
+        pods = self.core.list_namespaced_pod(self.namespace).items
+        for pod in pods:
+            revision = (pod.metadata.labels or {}).get("modeldeploy.dev/revision")
+            if revision in self.hold or pod.metadata.deletion_timestamp:
+                continue
+            conditions = (pod.status.conditions if pod.status else None) or []
+            if any(c.type == "Ready" and c.status == "True" for c in conditions):
+                continue
+            self.core.patch_namespaced_pod_status(
+                pod.metadata.name, self.namespace, ready_status(pod)
+            )
+
+
+def ready_status(pod: Any) -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    containers = [c.name for c in pod.spec.containers]
+    return {
+        "status": {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "startTime": now,
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": now}
+                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+            "containerStatuses": [
+                {
+                    "name": name,
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": pod.spec.containers[0].image,
+                    "imageID": "",
+                    "started": True,
+                    "state": {"running": {"startedAt": now}},
+                }
+                for name in containers
+            ],
+        }
+    }
+
+
+# --- ModelDeployment helpers --------------------------------------------------------
+
+
+def unique_name(prefix: str = "md") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def model_deployment(name: str, version: str, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": f"https://models.example/{version}.onnx", "version": version},
+            **spec,
+        },
+    }
+    return body
+
+
+@contextlib.contextmanager
+def operator_running(api: client.ApiClient, tmp: Path) -> Iterator[OperatorProcess]:
+    install_crd(api)
+    install_operator_rbac(api)
+    kubeconfig = service_account_kubeconfig(tmp / "operator.kubeconfig")
+    process = OperatorProcess(kubeconfig, tmp)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        sys.stdout.write(f"\noperator logs in {tmp}\n")
