@@ -70,10 +70,9 @@ class Cluster:
                 raise
             self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
             return
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.ns, PLURAL, name, {"spec": body["spec"]}
-        )
-        del current
+        # Replace the whole spec, as applying a new manifest from Git does.
+        current["spec"] = body["spec"]
+        self.custom.replace_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, current)
 
     def get(self, name: str) -> dict[str, Any]:
         return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name))
