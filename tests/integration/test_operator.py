@@ -11,6 +11,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
 from md_env import (
     GROUP,
     PLURAL,

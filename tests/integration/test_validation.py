@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
 from md_env import GROUP, PLURAL, VERSION, install_crd
 
 VALID: dict[str, Any] = {
