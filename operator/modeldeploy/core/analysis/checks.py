@@ -51,6 +51,9 @@ DEFAULT_MAX_INCREASE = 0.01
 DEFAULT_QUANTILE = 0.99
 DEFAULT_MAX_RATIO = 1.5
 DEFAULT_MAX_PSI = 0.2
+# Beyond its tolerance but not yet significant, a canary holds only when a single
+# fixed-sample test would call the difference real; weaker evidence is noise.
+SUSPICION_LEVEL = 0.05
 DYNAMIC = -1
 
 
@@ -97,7 +100,16 @@ class _Look:
         return None
 
     def significance(self, p_value: float) -> str:
-        return f"p={p_value:.2g} vs {self.spend:.2g} allowed at look {self.look}"
+        return f"p={p_value:.2g}, {self.spend:.2g} needed at look {self.look}"
+
+    def weigh(self, p_value: float, over: str) -> tuple[Verdict, str]:
+        """The verdict on a canary beyond its tolerance, by the strength of the evidence."""
+        evidence = self.significance(p_value)
+        if p_value <= self.spend:
+            return Verdict.FAILURE, f"{over}, significantly ({evidence})"
+        if p_value <= SUSPICION_LEVEL:
+            return Verdict.INCONCLUSIVE, f"{over}, not yet significantly ({evidence}); holding"
+        return Verdict.SUCCESS, f"{over}, within sampling noise ({evidence})"
 
 
 def _finite(value: float | None) -> float | None:
@@ -151,16 +163,7 @@ def _error_rate(ctx: _Look, m: Measurement) -> CheckResult | None:
     if c_rate - s_rate <= limit:
         return result(Verdict.SUCCESS, f"{shown}, within +{limit:.2%}")
     p_value = fisher_greater(c_err, c_total, s_err, s_total)
-    if p_value <= ctx.spend:
-        return result(
-            Verdict.FAILURE,
-            f"{shown}: more than +{limit:.2%} and significant ({ctx.significance(p_value)})",
-        )
-    return result(
-        Verdict.INCONCLUSIVE,
-        f"{shown}: more than +{limit:.2%} but not yet significant "
-        f"({ctx.significance(p_value)}); holding for more requests",
-    )
+    return result(*ctx.weigh(p_value, f"{shown}: more than +{limit:.2%}"))
 
 
 def _or(value: float | None, default: float) -> float:
@@ -196,26 +199,14 @@ def _latency(ctx: _Look, m: Measurement) -> CheckResult | None:
     if not over_ratio and not over_ceiling:
         limits = f"within {max_ratio:g}x" + (f" and {ceiling:g}s" if ceiling else "")
         return result(Verdict.SUCCESS, f"{shown}, {limits}")
+    # Each limit has its own test; the stronger evidence decides.
+    evidence: list[tuple[float, str]] = []
     if over_ratio:
-        p_value = _slower_than_stable(canary, stable, q)
-        if p_value <= ctx.spend:
-            return result(
-                Verdict.FAILURE,
-                f"{shown}: more than {max_ratio:g}x and significantly slower "
-                f"({ctx.significance(p_value)})",
-            )
+        evidence.append((_slower_than_stable(canary, stable, q), f"more than {max_ratio:g}x"))
     if ceiling is not None and over_ceiling:
-        p_value = _over_ceiling(canary, q, ceiling)
-        if p_value <= ctx.spend:
-            return result(
-                Verdict.FAILURE,
-                f"{shown}: significantly above the {ceiling:g}s ceiling "
-                f"({ctx.significance(p_value)})",
-            )
-    return result(
-        Verdict.INCONCLUSIVE,
-        f"{shown}: over the limit but not yet significant; holding for more requests",
-    )
+        evidence.append((_over_ceiling(canary, q, ceiling), f"above {ceiling:g}s"))
+    p_value, over = min(evidence)
+    return result(*ctx.weigh(p_value, f"{shown}: {over}"))
 
 
 def _percent(q: float) -> str:
@@ -315,18 +306,14 @@ def _drift(ctx: _Look, m: Measurement) -> CheckResult | None:
             samples=n_canary,
         )
 
-    significant = test.p_value <= ctx.spend
-    evidence = f"chi-square {ctx.significance(test.p_value)}"
     if (ctx.check.method or DriftMethod.CHI_SQUARE) is DriftMethod.PSI:
         limit = _or(ctx.check.max_psi, DEFAULT_MAX_PSI)
         if drift_psi <= limit:
             return result(Verdict.SUCCESS, f"{shown}, within {limit:g}")
-        if significant:
-            return result(Verdict.FAILURE, f"{shown}, over {limit:g} ({evidence})")
-        return result(
-            Verdict.INCONCLUSIVE, f"{shown}, over {limit:g} but not yet significant ({evidence})"
-        )
-    if significant:
+        return result(*ctx.weigh(test.p_value, f"{shown}, over {limit:g}"))
+    # chi-square alone: any real difference is drift, and the test decides by itself.
+    evidence = f"chi-square {ctx.significance(test.p_value)}"
+    if test.p_value <= ctx.spend:
         return result(Verdict.FAILURE, f"{shown}: distributions differ ({evidence})")
     return result(Verdict.SUCCESS, f"{shown}: no significant drift ({evidence})")
 
