@@ -8,8 +8,9 @@ one small function each:
 - a ``MeasurementError`` is ``Inconclusive`` (missing data is not bad data);
 - fewer than ``min_samples`` canary (or stable) samples is ``Inconclusive``;
 - within the check's tolerance is ``Success``;
-- beyond it, ``Failure`` only when the difference is significant at the alpha
-  the look may spend (see ``statistics``), otherwise ``Inconclusive``;
+- beyond it, ``Failure`` when the difference is significant at the alpha the
+  look may spend (see ``statistics``), ``Inconclusive`` when it is only
+  nominally significant, and ``Success`` when it is within sampling noise;
 - ``custom`` compares one value with ``min``/``max``; ``contract`` compares
   model interfaces and needs no samples.
 """
@@ -113,7 +114,10 @@ class _Look:
 
 
 def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+    """Status holds JSON numbers: no NaN or infinity, and six digits are plenty."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{value:.6g}")
 
 
 def evaluate(

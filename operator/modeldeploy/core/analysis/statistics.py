@@ -14,12 +14,16 @@ questions of the cumulative counts of the canary and the stable revision:
    ratio over ``maxRatio`` (or the ``maxSeconds`` ceiling), PSI over
    ``maxPsi``. Within the tolerance, the check passes (given enough samples).
 2. *If so, is the difference real?* A test of "the canary is no worse than
-   stable" at the significance this look may spend. Significant: ``Failure``.
-   Not yet: ``Inconclusive``, which holds the step while data accumulates.
+   stable". Significant at the level this look may spend: ``Failure``.
+   Significant only as a single fixed-sample test would see it (p <= 0.05,
+   ``checks.SUSPICION_LEVEL``): ``Inconclusive``, which holds the step while
+   data accumulates. Weaker than that, the excess is sampling noise (one
+   error among twenty requests) and the check passes.
 
-Only ``Failure`` needs significance, so noise can hold a rollout for a while
-but cannot roll it back except at the stated rate; and a canary that looks
-worse is never promoted while the evidence is still coming in.
+Only ``Failure`` needs spent significance, so noise can hold a rollout for a
+while but cannot roll it back except at the stated rate; and a canary that is
+worse by a nominally significant margin is not promoted until the evidence
+either convicts or clears it.
 
 Repeated looks
 --------------
@@ -62,12 +66,13 @@ Tests
 Guarantee
 ---------
 If the canary behaves exactly like stable, each comparative check fails during
-a whole rollout with probability at most ``alpha`` (``DEFAULT_ALPHA`` in
-``checks``), so an analysis of ``m`` such checks rolls back an identical model
-with probability at most ``m * alpha``. The effect gates make the real rate
-lower still (``make bench-analysis`` measures it). This rests on requests
-being independent and each revision's rates being steady over the window: an
-incident on stable alone during the window is a difference the tests will see.
+a whole rollout with probability at most ``alpha`` (``DEFAULT_ALPHA`` = 0.003
+in ``checks``), so an analysis of ``m`` such checks rolls back an identical
+model with probability at most ``m * alpha`` (0.9% for the three built-ins).
+The effect gates make the real rate lower still (``make bench-analysis``
+measures it). This rests on requests being independent and each revision's
+rates being steady over the window: an incident on stable alone during the
+window is a difference the tests will see.
 """
 
 from __future__ import annotations
