@@ -35,6 +35,7 @@ from modeldeploy.core.analysis import (
     ClassCounts,
     ErrorCounts,
     LatencyHistograms,
+    Measurement,
     assess,
     evaluate,
 )
@@ -177,7 +178,7 @@ class OurAnalysis:
         self.look += 1
         latest = history[-1]
         c, s = latest.canary, latest.stable
-        measurements = {
+        measurements: dict[CheckName, Measurement] = {
             CheckName.ERROR_RATE: ErrorCounts(c.requests, c.errors, s.requests, s.errors),
             CheckName.LATENCY: LatencyHistograms(c.buckets(), s.buckets()),
             CheckName.PREDICTION_DRIFT: ClassCounts.of(c.class_map(), s.class_map()),
