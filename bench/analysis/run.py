@@ -14,9 +14,12 @@ the default rollout steps (setWeight 10, pause 30s, setWeight 50, pause 30s,
 setWeight 100), so the canary starts with 10% of traffic (2 requests/s);
 Prometheus scrapes every 5 s. Our analysis runs every 5 s with
 minSampleSize 10, failureLimit 1 and the default limits of error-rate,
-latency and prediction-drift (chi-square). Detection times are medians over
-the runs, with the 95th percentile beside them; a run that is promoted
-instead counts as never detected.
+latency and prediction-drift (chi-square); "api" is the same method with
+api.py's defaults (interval 10s, minSampleSize 100), "fixed" the Flagger-style
+rule. Detection times are medians over the runs, with the 95th percentile
+beside them; a run that is promoted instead counts as never detected. "canary
+reqs" is the median number of requests the canary served before it was rolled
+back (or promoted): the exposure each rule accepts.
 
 The last line is machine-readable:
 ``false_rollback_rate=<x> detect_total_failure_s=<s> detect_5pct_s=<s>
@@ -37,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from modeldeploy.core.analysis import DEFAULT_ALPHA
+from modeldeploy.core.api import AnalysisSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from simulation import (
@@ -110,11 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     traffic = Traffic(rps=args.rps, scrape_s=args.scrape)
     spec = default_analysis(args.interval, args.min_samples, args.failure_limit)
+    # The same method with api.py's defaults, to show what the recommended ones buy.
+    api = AnalysisSpec()
+    api_spec = default_analysis(api.interval, api.min_sample_size, api.failure_limit)
 
     def ours() -> Analyser:
         return OurAnalysis(spec, alpha=args.alpha)
 
-    analysers: dict[str, Callable[[], Analyser]] = {"ours": ours, "fixed": FixedThresholds}
+    def ours_api_defaults() -> Analyser:
+        return OurAnalysis(api_spec, alpha=args.alpha)
+
+    analysers: dict[str, Callable[[], Analyser]] = {
+        "ours": ours,
+        "api": ours_api_defaults,
+        "fixed": FixedThresholds,
+    }
 
     print(
         f"traffic {args.rps:g} req/s Poisson, canary share = step weight (first step 10%), "
@@ -128,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         f"ours: interval {args.interval}, minSampleSize {args.min_samples}, failureLimit "
         f"{args.failure_limit}, alpha {args.alpha:g} per check, checks "
         "error-rate/latency/prediction-drift with default limits"
+    )
+    print(
+        f"api: the same with api.py's defaults (interval {api.interval}, minSampleSize "
+        f"{api.min_sample_size}, failureLimit {api.failure_limit})"
     )
     print(
         "fixed: interval 60s over the last minute, success rate >= 99%, p99 <= 500ms, "
