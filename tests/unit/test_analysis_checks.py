@@ -88,6 +88,7 @@ ERROR_RATE = check(CheckName.ERROR_RATE)
         pytest.param((1000, 0, 99, 0), 100, HOLD, id="stable-below-min-samples"),
         pytest.param((100, 0, 100, 0), 100, S, id="exactly-min-samples"),
         pytest.param((0, 0, 0, 0), 1, HOLD, id="no-traffic"),
+        pytest.param((0, 0, 1000, 0), 0, HOLD, id="no-traffic-even-without-a-minimum"),
     ],
 )
 def test_error_rate_needs_min_samples_on_both_sides(
@@ -167,6 +168,11 @@ LATENCY = check(CheckName.LATENCY)
 def test_latency_needs_min_samples() -> None:
     few = buckets(5, 5, 0, 0, 0, 0, 0, 0, 0)
     assert run(LATENCY, LatencyHistograms(few, FAST)).verdict is HOLD
+
+
+def test_latency_of_an_empty_histogram_holds_even_without_a_minimum() -> None:
+    empty = buckets(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert run(LATENCY, LatencyHistograms(empty, FAST), min_samples=0).verdict is HOLD
 
 
 def test_latency_same_distribution_passes() -> None:

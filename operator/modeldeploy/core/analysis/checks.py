@@ -90,12 +90,13 @@ class _Look:
         )
 
     def too_few(self, canary: float, stable: float, unit: str) -> CheckResult | None:
-        """Inconclusive while either revision has fewer than ``min_samples``."""
+        """Inconclusive while either revision has fewer than ``min_samples`` (and never 0)."""
+        needed = max(1, self.min_samples)
         for who, count in (("canary", canary), ("stable", stable)):
-            if count < self.min_samples:
+            if count < needed:
                 return self.result(
                     Verdict.INCONCLUSIVE,
-                    f"{who} has {int(count)} of the {self.min_samples} {unit} needed",
+                    f"{who} has {int(count)} of the {needed} {unit} needed",
                     samples=canary,
                 )
         return None
