@@ -385,19 +385,29 @@ def test_inconclusive_analysis_holds_until_the_progress_deadline() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds_since_last", "expected"),
-    [(None, True), (5, False), (10, True), (30, True)],
+    ("last_round", "now", "expected"),
+    [
+        (None, 0, False),  # traffic just started: no data yet, no round
+        (None, 10, True),  # one interval after traffic started
+        (0, 5, False),
+        (0, 10, True),
+        (0, 30, True),
+    ],
 )
 def test_analysis_is_due_every_interval_while_the_canary_has_traffic(
-    seconds_since_last: int | None, expected: bool
+    last_round: int | None, now: int, expected: bool
 ) -> None:
     h = analysed_harness()
-    last = None if seconds_since_last is None else T0
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
     status = h.status.model_copy(
-        update={"last_analysis_at": None if last is None else last.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        update={
+            "traffic_started_at": T0.strftime(stamp),
+            "last_analysis_at": (
+                None if last_round is None else (T0 + timedelta(seconds=last_round)).strftime(stamp)
+            ),
+        }
     )
-    now = T0 + timedelta(seconds=seconds_since_last or 0)
-    assert analysis_due(h.spec, status, now) is expected
+    assert analysis_due(h.spec, status, T0 + timedelta(seconds=now)) is expected
 
 
 def test_analysis_is_not_due_without_traffic_or_analysis() -> None:

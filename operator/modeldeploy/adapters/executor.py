@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from modeldeploy.core.api import ModelDeployment
+from modeldeploy.core.analysis import AnalysisTarget, Measurement, assess, evaluate
+from modeldeploy.core.api import CheckName, ModelDeployment, PrometheusSpec
 from modeldeploy.core.children import (
     Owner,
     deployment,
@@ -22,12 +23,23 @@ from modeldeploy.core.children import (
     revision_name,
     revision_service,
 )
-from modeldeploy.core.planner import AnalysisRound, Decision, RevisionState, RevisionTarget
+from modeldeploy.core.planner import (
+    AnalysisRound,
+    Decision,
+    RevisionState,
+    RevisionTarget,
+    analysis_due,
+    analysis_round,
+    analysis_window_seconds,
+)
 
 from .kube import Kube, load_config
+from .metadata import MetadataContractProvider
+from .prometheus import PrometheusAnalysisProvider
 from .routers import router_for
 
 logger = logging.getLogger(__name__)
+SERVICE_URL_TEMPLATE = "http://{service}.{namespace}.svc:80"
 
 
 def owner_of(md: ModelDeployment) -> Owner:
@@ -36,17 +48,69 @@ def owner_of(md: ModelDeployment) -> Owner:
 
 
 class Executor:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, service_url_template: str = SERVICE_URL_TEMPLATE) -> None:
         self.kube = kube
+        self._service_url_template = service_url_template
+        self._providers: dict[tuple[str, float], PrometheusAnalysisProvider] = {}
+        self._contracts = MetadataContractProvider()
 
     @classmethod
     def from_environment(cls) -> Executor:
-        return cls(Kube(load_config(os.environ.get("KUBECONFIG"))))
+        return cls(
+            Kube(load_config(os.environ.get("KUBECONFIG"))),
+            os.environ.get("MODELDEPLOY_SERVICE_URL", SERVICE_URL_TEMPLATE),
+        )
 
     async def analyse(self, md: ModelDeployment, now: datetime) -> AnalysisRound | None:
-        """Run the analysis round that is due, if any (wired in by the analysis module)."""
-        del md, now
-        return None
+        """Measure and judge every check, if a round is due. Never raises: a provider
+        error is an Inconclusive measurement, which holds the step."""
+        spec, status = md.spec, md.status
+        analysis = spec.rollout.analysis
+        if analysis is None or not analysis_due(spec, status, now):
+            return None
+        owner = owner_of(md)
+        canary, stable = status.canary_revision or "", status.stable_revision or ""
+        target = AnalysisTarget(
+            namespace=owner.namespace,
+            name=owner.name,
+            revision=canary,
+            stable_revision=stable,
+            window_seconds=analysis_window_seconds(status, now),
+        )
+        look = status.analysis_rounds + 1
+        results = []
+        contract_key = None
+        for check in analysis.checks:
+            measurement: Measurement
+            if check.name is CheckName.CONTRACT:
+                contract_key = check.key
+                measurement = await self._contracts.contracts(
+                    self.service_url(owner, canary),
+                    self.service_url(owner, stable),
+                    spec.model.name or owner.name,
+                )
+            else:
+                measurement = await self._prometheus(analysis.prometheus).measure(check, target)
+            results.append(
+                evaluate(check, measurement, min_samples=analysis.min_sample_size, look=look)
+            )
+        assessment = assess(
+            results,
+            consecutive_failures=status.consecutive_failures,
+            failure_limit=analysis.failure_limit,
+        )
+        return analysis_round(tuple(results), assessment, contract_key)
+
+    def _prometheus(self, spec: PrometheusSpec) -> PrometheusAnalysisProvider:
+        key = (spec.address, spec.timeout_seconds)
+        if key not in self._providers:
+            self._providers[key] = PrometheusAnalysisProvider.from_spec(spec)
+        return self._providers[key]
+
+    def service_url(self, owner: Owner, revision: str) -> str:
+        """Where a revision's Service answers (overridable for out-of-cluster runs)."""
+        service = revision_name(owner.name, revision)
+        return self._service_url_template.format(service=service, namespace=owner.namespace)
 
     def execute(
         self, md: ModelDeployment, decision: Decision, observed: Mapping[str, RevisionState]

@@ -323,9 +323,14 @@ class AnalysisSpec(ApiModel):
         }
     )
 
-    interval: Duration = "10s"
+    interval: Duration = "5s"
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
-    min_sample_size: int = Field(default=100, ge=1, le=10_000_000)
+    min_sample_size: int = Field(
+        default=10,
+        ge=1,
+        le=10_000_000,
+        description="Requests the canary must have served before any verdict.",
+    )
     failure_limit: int = Field(
         default=1, ge=1, le=100, description="Consecutive failed analyses before rollback."
     )

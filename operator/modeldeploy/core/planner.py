@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from .analysis import Assessment
 from .api import (
     CheckResult,
     Condition,
@@ -72,6 +73,21 @@ class AnalysisRound:
     verdict: Verdict
     consecutive_failures: int
     failed: CheckResult | None = None
+
+
+def analysis_round(
+    results: tuple[CheckResult, ...], assessment: Assessment, contract_key: str | None
+) -> AnalysisRound:
+    """One round for the planner. A broken model contract is deterministic, so it
+    fails at once instead of waiting for ``failureLimit`` rounds."""
+    broken = next(
+        (r for r in results if r.name == contract_key and r.verdict is Verdict.FAILURE), None
+    )
+    if broken is not None:
+        return AnalysisRound(results, Verdict.FAILURE, assessment.consecutive_failures, broken)
+    return AnalysisRound(
+        results, assessment.verdict, assessment.consecutive_failures, assessment.failed
+    )
 
 
 @dataclass(frozen=True)
@@ -151,7 +167,11 @@ def current_weight(spec: ModelDeploymentSpec, step: int) -> int:
 
 
 def analysis_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: datetime) -> bool:
-    """Whether a canary is live and its analysis interval has passed."""
+    """Whether a canary is live and an interval has passed since traffic or the last round.
+
+    The first round waits one interval after traffic starts: a round without
+    data would only spend part of the false-rollback budget for nothing.
+    """
     analysis = spec.rollout.analysis
     if analysis is None or status.canary_revision is None:
         return False
@@ -159,7 +179,7 @@ def analysis_due(spec: ModelDeploymentSpec, status: ModelDeploymentStatus, now: 
         return False
     if status.canary_revision != revision_of(spec):
         return False
-    last = parse_timestamp(status.last_analysis_at)
+    last = parse_timestamp(status.last_analysis_at) or parse_timestamp(status.traffic_started_at)
     return last is None or (now - last).total_seconds() >= parse_duration(analysis.interval)
 
 
