@@ -212,7 +212,7 @@ class RouterSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.type != 'GatewayAPI' || size(self.parentRefs) > 0",
+                    "self.type != 'GatewayAPI' || (has(self.parentRefs) && size(self.parentRefs) > 0)",
                     "a GatewayAPI router needs at least one parentRef (the Gateway)",
                     ".parentRefs",
                 )
@@ -358,12 +358,12 @@ class RolloutSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    f"cel.bind(w, {_WEIGHTS}, w.all(x, w.indexOf(x) == w.lastIndexOf(x)) "
-                    "&& w.isSorted())",
+                    f"{_WEIGHTS}.isSorted() && "
+                    f"{_WEIGHTS}.all(x, {_WEIGHTS}.filter(y, y == x).size() == 1)",
                     "setWeight values must strictly increase from step to step",
                 ),
                 cel(
-                    f"cel.bind(w, {_WEIGHTS}, size(w) > 0 && w[size(w) - 1] == 100)",
+                    "self.exists(s, has(s.setWeight) && s.setWeight == 100)",
                     "the last setWeight must be 100",
                 ),
             ]
