@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -25,7 +25,7 @@ from modeldeploy.adapters.executor import Executor
 from modeldeploy.core.api import GROUP, PLURAL, VERSION, ModelDeployment
 from modeldeploy.core.children import MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 from modeldeploy.core.commands import requests_from_annotations
-from modeldeploy.core.planner import Decision, Observations, plan
+from modeldeploy.core.planner import Observations, plan
 
 logger = logging.getLogger("modeldeploy")
 SCHEDULER_PERIOD_SECONDS = 0.25
@@ -145,10 +145,9 @@ async def _tick(namespace: str, name: str) -> float:
     )
     decision = plan(md.spec, md.status, observations, now)
     await asyncio.to_thread(executor.execute, md, decision, revisions)
-    _post_events(body, decision)
-    return decision.requeue_after
-
-
-def _post_events(body: dict[str, Any], decision: Decision) -> None:
     for note in decision.events:
-        kopf.event(cast(kopf.Body, body), type=note.type, reason=note.reason, message=note.message)
+        logger.info("%s/%s %s: %s", namespace, name, note.reason, note.message)
+        await asyncio.to_thread(
+            executor.kube.post_event, body, note.type, note.reason, note.message
+        )
+    return decision.requeue_after

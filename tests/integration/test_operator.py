@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,7 +99,8 @@ class Cluster:
 
     def event_reasons(self, name: str) -> list[str]:
         events = self.core.list_namespaced_event(
-            self.ns, field_selector=f"involvedObject.name={name}"
+            self.ns,
+            field_selector=f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
         ).items
         return [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
 
@@ -119,12 +121,12 @@ def revision(body: dict[str, Any]) -> str:
     return revision_of(ModelDeploymentSpec.model_validate(body["spec"]))
 
 
-def kubectl_modeldeploy(kubeconfig: str, *args: str) -> subprocess.CompletedProcess[str]:
+def kubectl_modeldeploy(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     kubectl = require_tool("kubectl", "run `make k8s-build` and put its bin directory on PATH")
     require_tool("kubectl-modeldeploy", "run the tests through `make test`")
     return subprocess.run(
         [kubectl, "modeldeploy", *args],
-        env={**os.environ, "KUBECONFIG": kubeconfig},
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
         capture_output=True,
         text=True,
         check=False,
@@ -142,7 +144,7 @@ def deploy_stable(cluster: Cluster, name: str, **spec: Any) -> dict[str, Any]:
 
 
 def test_first_revision_gets_owned_labelled_children(
-    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: str
+    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: Path
 ) -> None:
     name = unique_name()
     body = deploy_stable(cluster, name)
@@ -181,7 +183,7 @@ def test_first_revision_gets_owned_labelled_children(
     kubectl = require_tool("kubectl", "run `make k8s-build`")
     table = subprocess.run(
         [kubectl, "get", "mdep", name, "-n", cluster.ns],
-        env={**os.environ, "KUBECONFIG": kubeconfig},
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
         capture_output=True,
         text=True,
         check=True,
@@ -191,7 +193,7 @@ def test_first_revision_gets_owned_labelled_children(
 
 
 def test_model_change_walks_steps_pauses_and_promotes(
-    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: str
+    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: Path
 ) -> None:
     name = unique_name()
     body = deploy_stable(cluster, name)
@@ -281,7 +283,7 @@ def test_reapplying_stable_is_an_instant_rollback(
 
 
 def test_abort_rolls_back_and_holds(
-    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: str
+    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: Path
 ) -> None:
     name = unique_name()
     stable = revision(deploy_stable(cluster, name))
@@ -299,7 +301,7 @@ def test_abort_rolls_back_and_holds(
 
 
 def test_plugin_refuses_promote_without_a_canary(
-    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: str
+    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: Path
 ) -> None:
     name = unique_name()
     deploy_stable(cluster, name)
@@ -347,7 +349,7 @@ def test_deleting_the_modeldeployment_collects_every_child(
 
 
 def test_a_restarted_operator_resumes_without_repeating_or_skipping(
-    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: str
+    operator: OperatorProcess, cluster: Cluster, kubelet: FakeKubelet, kubeconfig: Path
 ) -> None:
     name = unique_name()
     stable = revision(deploy_stable(cluster, name))
@@ -369,8 +371,12 @@ def test_a_restarted_operator_resumes_without_repeating_or_skipping(
     kubectl_modeldeploy(kubeconfig, "promote", name, "-n", cluster.ns)  # acted on by the next one
     operator.start()
     # The new operator continues from step 1: the timed pause (step 2), then weight 50.
-    after = cluster.wait_phase(name, "Paused")
-    assert after["currentStep"] == 4
+    after = wait_for(
+        lambda: (s := cluster.status(name)).get("currentStep") == 4 and s,
+        60,
+        "the new operator to walk on to the second manual pause",
+    )
+    assert after["phase"] == "Paused"
     assert after["canaryWeight"] == 50
     assert after["rolloutStartedAt"] == before["rolloutStartedAt"]  # the same rollout
     assert cluster.replicas(name) == {stable: 2, canary: 2}

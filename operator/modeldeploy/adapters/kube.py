@@ -10,6 +10,7 @@ everything else propagates so kopf retries the tick.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -184,3 +185,31 @@ class Kube:
             except ApiException as exc:
                 if exc.status != NOT_FOUND:
                     raise
+
+    def post_event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        """Record a Kubernetes Event on the ModelDeployment (what `kubectl describe` shows)."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "modeldeploy-operator"},
+            "reportingComponent": "modeldeploy.dev/operator",
+            "reportingInstance": "modeldeploy-operator",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.core.create_namespaced_event(meta["namespace"], cast(Any, body))

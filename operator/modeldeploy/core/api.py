@@ -212,7 +212,8 @@ class RouterSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.type != 'GatewayAPI' || (has(self.parentRefs) && size(self.parentRefs) > 0)",
+                    "self.type != 'GatewayAPI' || "
+                    "(has(self.parentRefs) && size(self.parentRefs) > 0)",
                     "a GatewayAPI router needs at least one parentRef (the Gateway)",
                     ".parentRefs",
                 )
