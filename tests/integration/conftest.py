@@ -34,6 +34,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client import ApiException
 
+from md_env import Cluster, FakeKubelet, MetadataServer, OperatorProcess, operator_running
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_KUBECONFIG = REPO_ROOT / ".local" / "kubeconfig"
 SA_KUBECONFIG_SCRIPT = REPO_ROOT / "tools" / "cluster" / "sa-kubeconfig.sh"
@@ -169,3 +171,36 @@ def sa_api_client(sa_kubeconfig: SaKubeconfigFactory) -> Iterator[SaApiClientFac
     yield make
     for api in made:
         close_api(api)
+
+
+# --- the operator under test (see md_env.py) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def metadata_server() -> Iterator[MetadataServer]:
+    server = MetadataServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    k8s_api: client.ApiClient,
+    tmp_path_factory: pytest.TempPathFactory,
+    metadata_server: MetadataServer,
+) -> Iterator[OperatorProcess]:
+    """The real operator process, shared by the tests; a test may stop and start it."""
+    env = {"MODELDEPLOY_SERVICE_URL": metadata_server.url_template}
+    with operator_running(k8s_api, tmp_path_factory.mktemp("operator"), env) as process:
+        yield process
+
+
+@pytest.fixture
+def kubelet(k8s_api: client.ApiClient, namespace: str) -> Iterator[FakeKubelet]:
+    with FakeKubelet(k8s_api, namespace) as fake:
+        yield fake
+
+
+@pytest.fixture
+def cluster(k8s_api: client.ApiClient, namespace: str) -> Cluster:
+    return Cluster(k8s_api, namespace)

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import shutil
 import signal
@@ -27,6 +29,9 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from modeldeploy.core.api import ModelDeploymentSpec
+from modeldeploy.core.revision import revision_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "charts/modeldeploy/crds/modeldeploy.dev_modeldeployments.yaml"
@@ -141,8 +146,11 @@ def service_account_kubeconfig(out: Path) -> Path:
 class OperatorProcess:
     """The real operator, started and stopped like a pod would be."""
 
-    def __init__(self, kubeconfig: Path, log_dir: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, log_dir: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.extra_env = extra_env or {}
         self.log_dir = log_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -156,7 +164,7 @@ class OperatorProcess:
             "modeldeploy-operator", "run the tests through `make test` (it installs the package)"
         )
         self.starts += 1
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env = {**os.environ, **self.extra_env, "KUBECONFIG": str(self.kubeconfig)}
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [exe, "--verbose"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -286,14 +294,129 @@ def model_deployment(name: str, version: str, **spec: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def operator_running(api: client.ApiClient, tmp: Path) -> Iterator[OperatorProcess]:
+def operator_running(
+    api: client.ApiClient, tmp: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[OperatorProcess]:
     install_crd(api)
     install_operator_rbac(api)
     kubeconfig = service_account_kubeconfig(tmp / "operator.kubeconfig")
-    process = OperatorProcess(kubeconfig, tmp)
+    process = OperatorProcess(kubeconfig, tmp, extra_env)
     process.start()
     try:
         yield process
     finally:
         process.stop()
         sys.stdout.write(f"\noperator logs in {tmp}\n")
+
+
+class Cluster:
+    """Small readers over the API for one namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    def apply(self, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        try:
+            current = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.ns, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
+            return
+        # Replace the whole spec, as applying a new manifest from Git does.
+        current["spec"] = body["spec"]
+        self.custom.replace_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, current)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name))
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def replicas(self, name: str) -> dict[str, int]:
+        items = self.apps.list_namespaced_deployment(
+            self.ns, label_selector=f"app.kubernetes.io/name={name}"
+        ).items
+        return {d.metadata.labels["modeldeploy.dev/revision"]: d.spec.replicas for d in items}
+
+    def deployment(self, name: str) -> Any:
+        return self.apps.read_namespaced_deployment(name, self.ns)
+
+    def pod_uids(self, revision: str) -> set[str]:
+        pods = self.core.list_namespaced_pod(
+            self.ns, label_selector=f"modeldeploy.dev/revision={revision}"
+        ).items
+        return {p.metadata.uid for p in pods if not p.metadata.deletion_timestamp}
+
+    def event_reasons(self, name: str) -> list[str]:
+        events = self.core.list_namespaced_event(
+            self.ns,
+            field_selector=f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
+        ).items
+        return [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        def reached() -> dict[str, Any] | None:
+            seen.update(self.status(name))
+            return dict(seen) if seen.get("phase") == phase else None
+
+        try:
+            return wait_for(reached, timeout, f"{name} to reach phase {phase}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last status: {seen}") from None
+
+
+def revision(body: dict[str, Any]) -> str:
+    """The revision the operator will compute for a manifest."""
+    return revision_of(ModelDeploymentSpec.model_validate(body["spec"]))
+
+
+class MetadataServer:
+    """Answers ``GET /<namespace>/<service>/v2/models/<model>`` with registered contracts.
+
+    There is no cluster DNS here, so the operator is told to reach revision
+    Services through this server (``MODELDEPLOY_SERVICE_URL``) for the
+    contract check; tests register what each revision's bento would answer.
+    """
+
+    def __init__(self) -> None:
+        self.contracts: dict[str, dict[str, Any]] = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = self.path.strip("/").split("/")
+                body = server.contracts.get("/".join(parts[:2])) if len(parts) >= 5 else None
+                payload = json.dumps(body or {"error": "no such model"}).encode()
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                del args
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url_template(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{{namespace}}/{{service}}"
+
+    def register(self, namespace: str, service: str, contract: dict[str, Any]) -> None:
+        self.contracts[f"{namespace}/{service}"] = contract
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,15 @@ from md_env import (
     PLURAL,
     RBAC_RULES_FILE,
     VERSION,
+    Cluster,
     FakeKubelet,
     OperatorProcess,
     model_deployment,
-    operator_running,
     require_tool,
+    revision,
     unique_name,
     wait_for,
 )
-from modeldeploy.core.api import ModelDeploymentSpec
-from modeldeploy.core.revision import revision_of
 
 STEPS = [
     {"setWeight": 25},
@@ -36,89 +34,6 @@ STEPS = [
     {"pause": {}},
     {"setWeight": 100},
 ]
-
-
-@pytest.fixture(scope="module")
-def operator(
-    k8s_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with operator_running(k8s_api, tmp_path_factory.mktemp("operator")) as process:
-        yield process
-
-
-@pytest.fixture
-def kubelet(k8s_api: client.ApiClient, namespace: str) -> Iterator[FakeKubelet]:
-    with FakeKubelet(k8s_api, namespace) as fake:
-        yield fake
-
-
-class Cluster:
-    """Small readers over the API for one namespace."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.ns = namespace
-        self.custom = client.CustomObjectsApi(api)
-        self.apps = client.AppsV1Api(api)
-        self.core = client.CoreV1Api(api)
-
-    def apply(self, body: dict[str, Any]) -> None:
-        name = body["metadata"]["name"]
-        try:
-            current = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.ns, PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
-            return
-        # Replace the whole spec, as applying a new manifest from Git does.
-        current["spec"] = body["spec"]
-        self.custom.replace_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name, current)
-
-    def get(self, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name))
-
-    def status(self, name: str) -> dict[str, Any]:
-        return dict(self.get(name).get("status") or {})
-
-    def replicas(self, name: str) -> dict[str, int]:
-        items = self.apps.list_namespaced_deployment(
-            self.ns, label_selector=f"app.kubernetes.io/name={name}"
-        ).items
-        return {d.metadata.labels["modeldeploy.dev/revision"]: d.spec.replicas for d in items}
-
-    def deployment(self, name: str) -> Any:
-        return self.apps.read_namespaced_deployment(name, self.ns)
-
-    def pod_uids(self, revision: str) -> set[str]:
-        pods = self.core.list_namespaced_pod(
-            self.ns, label_selector=f"modeldeploy.dev/revision={revision}"
-        ).items
-        return {p.metadata.uid for p in pods if not p.metadata.deletion_timestamp}
-
-    def event_reasons(self, name: str) -> list[str]:
-        events = self.core.list_namespaced_event(
-            self.ns,
-            field_selector=f"involvedObject.kind=ModelDeployment,involvedObject.name={name}",
-        ).items
-        return [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
-
-    def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
-        return wait_for(
-            lambda: (s := self.status(name)).get("phase") == phase and s,
-            timeout,
-            f"{name} to reach phase {phase}",
-        )
-
-
-@pytest.fixture
-def cluster(k8s_api: client.ApiClient, namespace: str) -> Cluster:
-    return Cluster(k8s_api, namespace)
-
-
-def revision(body: dict[str, Any]) -> str:
-    return revision_of(ModelDeploymentSpec.model_validate(body["spec"]))
 
 
 def kubectl_modeldeploy(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 
 from exporter import LATENCY_BUCKETS, SCORE_BUCKETS, ServingExporter
 from modeldeploy.adapters.prometheus import PrometheusAnalysisProvider
@@ -40,26 +35,9 @@ from modeldeploy.core.analysis import (
     evaluate,
 )
 from modeldeploy.core.api import CheckName, CheckSpec, DriftMethod, Verdict
+from prometheus_env import PrometheusServer, wait_for
 
 NAMESPACE = "shop"
-MISSING = "prometheus not found on PATH: run tools/bootstrap-system.sh (as root) to install it"
-WAIT_SECONDS = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(what: str, ready: Callable[[], bool], timeout: float = WAIT_SECONDS) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"gave up waiting for {what} after {timeout:.0f}s")
 
 
 @dataclass
@@ -77,67 +55,6 @@ class Revision:
             "modeldeployment": self.deployment,
             "revision": self.revision,
         }
-
-
-class PrometheusServer:
-    """A real Prometheus process with its own config and data directory."""
-
-    def __init__(self, workdir: Path, revisions: list[Revision]) -> None:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            pytest.fail(MISSING)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "serving",
-                    "static_configs": [
-                        {"targets": [f"127.0.0.1:{r.exporter.port}"], "labels": r.labels}
-                        for r in revisions
-                    ],
-                }
-            ],
-        }
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = workdir / "prometheus.log"
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={workdir / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for("Prometheus to be ready", self._ready)
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"prometheus exited: {self.log.read_text()[-2000:]}")
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == httpx.codes.OK
-        except httpx.HTTPError:
-            return False
-
-    def value(self, promql: str) -> float | None:
-        """The single value of an instant query, or None when there is none."""
-        body = httpx.post(f"{self.url}/api/v1/query", data={"query": promql}, timeout=5).json()
-        result = body["data"]["result"]
-        return float(result[0]["value"][1]) if result else None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 # --- the scenario: recorded once, queried by every test ----------------------------
@@ -197,7 +114,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     revisions = [*iris, *scores]
     for r in revisions:
         r.exporter.start()
-    prometheus = PrometheusServer(tmp_path_factory.mktemp("prometheus"), revisions)
+    prometheus = PrometheusServer(
+        tmp_path_factory.mktemp("prometheus"), [(r.exporter.port, r.labels) for r in revisions]
+    )
     try:
         # Two scrapes of the zeroed series first, so every increase starts from 0.
         wait_for(
@@ -368,7 +287,7 @@ async def test_a_stopped_prometheus_is_inconclusive(tmp_path: Path) -> None:
     exporter = ServingExporter()
     exporter.start()
     revision = Revision("iris", "c0ffee1", exporter)
-    prometheus = PrometheusServer(tmp_path, [revision])
+    prometheus = PrometheusServer(tmp_path, [(revision.exporter.port, revision.labels)])
     try:
         target = AnalysisTarget(NAMESPACE, "iris", "c0ffee1", "5ab1e01", 60)
         check = CheckSpec(name=CheckName.ERROR_RATE)

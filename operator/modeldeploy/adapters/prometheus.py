@@ -70,6 +70,8 @@ class PrometheusAnalysisProvider:
     ) -> None:
         self.address = address.rstrip("/")
         self.timeout_seconds = timeout_seconds
+        # Prometheus parses durations like "1500ms" but refuses "2.0s".
+        self._server_timeout = f"{max(1, round(timeout_seconds * 1000))}ms"
         self.retries = retries
         self.backoff_seconds = backoff_seconds
         self._client = httpx.AsyncClient(
@@ -190,7 +192,7 @@ class PrometheusAnalysisProvider:
                 await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
             try:
                 response = await self._client.post(
-                    QUERY_PATH, data={"query": promql, "timeout": f"{self.timeout_seconds}s"}
+                    QUERY_PATH, data={"query": promql, "timeout": self._server_timeout}
                 )
             except httpx.TimeoutException:
                 reason = f"Prometheus at {self.address} did not answer in {self.timeout_seconds}s"
