@@ -485,3 +485,28 @@ def test_replica_split_properties(total: int, weight: int) -> None:
 def test_analysis_spec_defaults_are_usable() -> None:
     spec = AnalysisSpec()
     assert [c.key for c in spec.checks] == ["contract", "error-rate", "latency"]
+
+
+def test_a_person_can_pause_and_resume_a_canary() -> None:
+    h = stable_harness()
+    h.spec = make_spec("v2")
+    canary = revision_of(h.spec)
+    for _ in range(3):
+        h.tick(1)
+    h.requests = Requests(pause=canary)
+    decision = h.tick(100)  # long past the 30s pause: a person's pause wins
+    assert decision.status.phase is Phase.PAUSED
+    assert decision.status.current_step == 1
+    h.requests = Requests()
+    assert h.tick(1).status.current_step == 2
+
+
+def test_a_stale_request_for_another_canary_is_ignored() -> None:
+    h = stable_harness()
+    h.spec = make_spec("v2")
+    for _ in range(3):
+        h.tick(1)
+    h.requests = Requests(abort="someoldrev", pause="someoldrev", promote="someoldrev/full")
+    decision = h.tick(1)
+    assert decision.status.phase is Phase.PROGRESSING
+    assert decision.status.current_step == 1
