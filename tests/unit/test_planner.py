@@ -94,6 +94,13 @@ class Harness:
         self.last = decision
         return decision
 
+    def roll_out(self, version: str, ticks: int = 3, **rollout: Any) -> str:
+        """Apply a new model version and tick until the canary holds its first weight."""
+        self.spec = make_spec(version, **rollout)
+        for _ in range(ticks):
+            self.tick(1)
+        return revision_of(self.spec)
+
     def settle(self, ticks: int = 5) -> Decision:
         decision = self.tick()
         for _ in range(ticks):
@@ -192,9 +199,7 @@ def test_set_weight_waits_for_an_available_canary_before_moving_traffic() -> Non
 
 def test_timed_pause_waits_its_duration_and_stays_progressing() -> None:
     h = stable_harness()
-    h.spec = make_spec("v2")
-    for _ in range(3):
-        h.tick(1)
+    h.roll_out("v2")
     assert h.status.current_step == 1
     assert h.tick(10).status.current_step == 1
     assert h.status.phase is Phase.PROGRESSING
@@ -208,10 +213,7 @@ def test_timed_pause_waits_its_duration_and_stays_progressing() -> None:
 
 def test_pause_without_duration_waits_for_promote_of_that_step() -> None:
     h = stable_harness()
-    h.spec = make_spec("v2")
-    canary = revision_of(h.spec)
-    for _ in range(3):
-        h.tick(1)
+    canary = h.roll_out("v2")
     h.tick(31)
     h.tick(1)
     assert h.status.phase is Phase.PAUSED
@@ -256,10 +258,7 @@ def test_full_promote_skips_remaining_steps() -> None:
 def test_spec_change_mid_rollout_supersedes_the_canary() -> None:
     h = stable_harness()
     stable = h.status.stable_revision
-    h.spec = make_spec("v2")
-    first_canary = revision_of(h.spec)
-    for _ in range(3):
-        h.tick(1)
+    first_canary = h.roll_out("v2")
     h.spec = make_spec("v3")
     decision = h.tick(1)
     assert decision.status.canary_revision == revision_of(h.spec)
@@ -273,10 +272,7 @@ def test_spec_change_mid_rollout_supersedes_the_canary() -> None:
 def test_reapplying_stable_is_an_instant_rollback() -> None:
     h = stable_harness()
     stable = h.status.stable_revision
-    h.spec = make_spec("v2")
-    canary = revision_of(h.spec)
-    for _ in range(3):
-        h.tick(1)
+    canary = h.roll_out("v2")
     h.spec = make_spec("v1")
     decision = h.tick(1)
     assert decision.status.phase is Phase.SUCCEEDED
@@ -288,10 +284,7 @@ def test_reapplying_stable_is_an_instant_rollback() -> None:
 def test_abort_rolls_back_and_stays_rolled_back() -> None:
     h = stable_harness()
     stable = h.status.stable_revision
-    h.spec = make_spec("v2")
-    canary = revision_of(h.spec)
-    for _ in range(3):
-        h.tick(1)
+    canary = h.roll_out("v2")
     h.requests = Requests(abort=canary)
     decision = h.tick(1)
     assert decision.status.phase is Phase.ROLLING_BACK
@@ -308,9 +301,7 @@ def test_abort_rolls_back_and_stays_rolled_back() -> None:
 def test_rollback_waits_for_stable_to_be_whole_again() -> None:
     h = stable_harness()
     stable = h.status.stable_revision
-    h.spec = make_spec("v2")
-    for _ in range(3):
-        h.tick(1)
+    h.roll_out("v2")
     h.cluster.unready.add(stable)
     h.cluster.revisions[stable] = RevisionState(3, 3)
     h.requests = Requests(abort=revision_of(h.spec))
@@ -489,10 +480,7 @@ def test_analysis_spec_defaults_are_usable() -> None:
 
 def test_a_person_can_pause_and_resume_a_canary() -> None:
     h = stable_harness()
-    h.spec = make_spec("v2")
-    canary = revision_of(h.spec)
-    for _ in range(3):
-        h.tick(1)
+    canary = h.roll_out("v2")
     h.requests = Requests(pause=canary)
     decision = h.tick(100)  # long past the 30s pause: a person's pause wins
     assert decision.status.phase is Phase.PAUSED
@@ -503,9 +491,7 @@ def test_a_person_can_pause_and_resume_a_canary() -> None:
 
 def test_a_stale_request_for_another_canary_is_ignored() -> None:
     h = stable_harness()
-    h.spec = make_spec("v2")
-    for _ in range(3):
-        h.tick(1)
+    h.roll_out("v2")
     h.requests = Requests(abort="someoldrev", pause="someoldrev", promote="someoldrev/full")
     decision = h.tick(1)
     assert decision.status.phase is Phase.PROGRESSING
