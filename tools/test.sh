@@ -8,6 +8,7 @@ start=$(date +%s)
 tools/bootstrap-system.sh
 tools/bootstrap-python.sh
 tools/cluster/build.sh
+tools/cluster/gateway-api-crds.sh >/dev/null  # the Gateway API CRDs the router tests install
 "$VENV/bin/python" bentos/models/build_models.py --out .local/models
 tools/cluster/up.sh
 trap 'tools/cluster/down.sh' EXIT

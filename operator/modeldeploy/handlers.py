@@ -21,15 +21,17 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from modeldeploy.adapters.errors import CannotProceedError
 from modeldeploy.adapters.executor import Executor
 from modeldeploy.core.api import GROUP, PLURAL, VERSION, ModelDeployment
 from modeldeploy.core.children import MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 from modeldeploy.core.commands import requests_from_annotations
-from modeldeploy.core.planner import Observations, plan
+from modeldeploy.core.planner import Observations, plan, stalled
 
 logger = logging.getLogger("modeldeploy")
 SCHEDULER_PERIOD_SECONDS = 0.25
 ERROR_RETRY_SECONDS = 5.0
+STALLED_RETRY_SECONDS = 30.0  # a person has to act first; any change of the object is seen at once
 
 Key = tuple[str, str]
 
@@ -144,10 +146,29 @@ async def _tick(namespace: str, name: str) -> float:
         analysis=analysis,
     )
     decision = plan(md.spec, md.status, observations, now)
-    await asyncio.to_thread(executor.execute, md, decision, revisions)
+    try:
+        await asyncio.to_thread(executor.execute, md, decision, revisions)
+    except CannotProceedError as exc:
+        await _report_stalled(executor, body, md, exc)
+        return STALLED_RETRY_SECONDS
     for note in decision.events:
         logger.info("%s/%s %s: %s", namespace, name, note.reason, note.message)
         await asyncio.to_thread(
             executor.kube.post_event, body, note.type, note.reason, note.message
         )
     return decision.requeue_after
+
+
+async def _report_stalled(
+    executor: Executor, body: Mapping[str, Any], md: ModelDeployment, exc: CannotProceedError
+) -> None:
+    """Say in status and in one Warning event why nothing moves, instead of a log loop."""
+    message = str(exc)
+    status = stalled(md.status, exc.reason, message, datetime.now(UTC))
+    if status == md.status:
+        return  # already reported
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    logger.warning("%s/%s cannot proceed (%s): %s", namespace, name, exc.reason, message)
+    document = status.model_dump(by_alias=True, mode="json")
+    await asyncio.to_thread(executor.kube.patch_status, namespace, name, document)
+    await asyncio.to_thread(executor.kube.post_event, body, "Warning", exc.reason, message)

@@ -1,9 +1,10 @@
 """Carries out a planner ``Decision`` against the cluster.
 
-Order matters for safety: first make sure every kept revision has its pods
-(scale-ups before scale-downs never drop capacity below what the planner
-asked), then move traffic, then retire old revisions, and write status last
-so it only ever claims what has been done.
+Order matters for safety: first make sure every revision that keeps or gains
+pods has them (scale-ups before scale-downs never drop capacity below what
+the planner asked), then move traffic, then shrink revisions that lose pods
+and retire old ones (a retired revision leaves the route before its Service
+is deleted), and write status last so it only ever claims what has been done.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from modeldeploy.core.planner import (
     analysis_due,
     analysis_round,
     analysis_window_seconds,
+    scale_order,
 )
 
 from .kube import Kube, load_config
@@ -116,22 +118,36 @@ class Executor:
         self, md: ModelDeployment, decision: Decision, observed: Mapping[str, RevisionState]
     ) -> None:
         owner = owner_of(md)
-        for target in decision.targets:
-            self._ensure_revision(md, owner, decision, target, observed.get(target.revision))
-            self.kube.ensure_service(
-                revision_service(owner, target.revision, target.track), owner.uid
-            )
+        grow, shrink = scale_order(decision.targets, observed)
+        for target in grow:
+            self._ensure_target(md, owner, decision, target, observed)
 
-        router = router_for(md.spec.rollout.router.type, self.kube)
+        # Traffic moves after growing revisions are scaled and have their
+        # Service (the planner only weights available ones), and leaves a
+        # revision before it shrinks or its Service is deleted.
+        router = router_for(md.spec.rollout.router, self.kube)
         router.reconcile(owner, decision.status.stable_revision or decision.revision)
         router.set_weights(owner, decision.weights)
 
+        for target in shrink:
+            self._ensure_target(md, owner, decision, target, observed)
         for revision in decision.retire:
             self.kube.retire_revision(owner.namespace, owner.name, revision)
 
         new_status = status_document(decision)
         if new_status != status_document_of(md):
             self.kube.patch_status(owner.namespace, owner.name, new_status)
+
+    def _ensure_target(
+        self,
+        md: ModelDeployment,
+        owner: Owner,
+        decision: Decision,
+        target: RevisionTarget,
+        observed: Mapping[str, RevisionState],
+    ) -> None:
+        self._ensure_revision(md, owner, decision, target, observed.get(target.revision))
+        self.kube.ensure_service(revision_service(owner, target.revision, target.track), owner.uid)
 
     def _ensure_revision(
         self,

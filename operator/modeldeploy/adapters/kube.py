@@ -4,11 +4,14 @@ A thin, synchronous wrapper over the official client: read ModelDeployments
 and their revision Deployments, create-or-adopt children, scale and relabel
 them, retire revisions, and write status. Handlers call it through
 ``asyncio.to_thread``. Conflicts and 404s are turned into plain outcomes;
-everything else propagates so kopf retries the tick.
+what no retry can fix (a name another controller owns, an object the API
+server refuses) raises a ``CannotProceedError``; everything else propagates
+so the tick is retried.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -26,9 +29,13 @@ from modeldeploy.core.children import (
     revision_name,
 )
 from modeldeploy.core.planner import RevisionState
+from modeldeploy.core.routes import ROUTE_GROUP, ROUTE_PLURAL, ROUTE_VERSION
+
+from .errors import CannotProceedError
 
 NOT_FOUND = 404
 CONFLICT = 409
+UNPROCESSABLE = 422
 
 
 def load_config(kubeconfig: str | None = None) -> client.ApiClient:
@@ -43,13 +50,30 @@ def load_config(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def _owned_by_other_controller(meta: Mapping[str, Any], uid: str) -> bool:
+def owned_by_other_controller(meta: Mapping[str, Any], uid: str) -> bool:
+    """Whether another controller owns the object: the operator must leave it alone."""
     refs = meta.get("ownerReferences") or []
     return any(ref.get("controller") and ref.get("uid") != uid for ref in refs)
 
 
-class AdoptionError(RuntimeError):
+class AdoptionError(CannotProceedError):
     """A child's name is taken by an object another controller owns."""
+
+    reason = "AdoptionConflict"
+
+
+class RejectedError(CannotProceedError):
+    """The API server refuses a child as invalid: the spec it comes from must change."""
+
+    reason = "Rejected"
+
+
+def _refusal(exc: ApiException) -> str:
+    """The API server's own words from an error response."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
 
 
 class Kube:
@@ -118,7 +142,7 @@ class Kube:
         current = self._to_dict(
             self.apps.read_namespaced_deployment(meta["name"], meta["namespace"])
         )
-        if _owned_by_other_controller(current["metadata"], owner_uid):
+        if owned_by_other_controller(current["metadata"], owner_uid):
             raise AdoptionError(
                 f"deployment {meta['name']} exists and is controlled by another owner"
             )
@@ -162,7 +186,7 @@ class Kube:
             self.core.create_namespaced_service(meta["namespace"], cast(Any, dict(manifest)))
             return
         current = self._to_dict(found)
-        if _owned_by_other_controller(current["metadata"], owner_uid):
+        if owned_by_other_controller(current["metadata"], owner_uid):
             raise AdoptionError(f"service {meta['name']} exists and is controlled by another owner")
         same_selector = current["spec"].get("selector") == manifest["spec"]["selector"]
         same_labels = current["metadata"].get("labels", {}) == meta["labels"]
@@ -176,6 +200,53 @@ class Kube:
             "spec": {"selector": manifest["spec"]["selector"]},
         }
         self.core.patch_namespaced_service(meta["name"], meta["namespace"], body)
+
+    # --- HTTPRoutes (Gateway API) ---------------------------------------------
+    # A 404 on create or patch means the API itself is not served (the CRD
+    # is missing): these return False then, and the router says so. A 422
+    # (e.g. a hostname the schema refuses) cannot succeed on retry either.
+
+    def get_http_route(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The route, or None if it (or the HTTPRoute API) does not exist."""
+        try:
+            return cast(
+                dict[str, Any],
+                self.custom.get_namespaced_custom_object(
+                    ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, name
+                ),
+            )
+        except ApiException as exc:
+            if exc.status == NOT_FOUND:
+                return None
+            raise
+
+    def create_http_route(self, manifest: Mapping[str, Any]) -> bool:
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            self.custom.create_namespaced_custom_object(
+                ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, dict(manifest)
+            )
+        except ApiException as exc:
+            if exc.status == NOT_FOUND:
+                return False
+            if exc.status == UNPROCESSABLE:
+                raise RejectedError(_refusal(exc)) from exc
+            raise
+        return True
+
+    def patch_http_route(self, namespace: str, name: str, patch: Mapping[str, Any]) -> bool:
+        """JSON merge patch (lists in it replace the stored ones)."""
+        try:
+            self.custom.patch_namespaced_custom_object(
+                ROUTE_GROUP, ROUTE_VERSION, namespace, ROUTE_PLURAL, name, dict(patch)
+            )
+        except ApiException as exc:
+            if exc.status == NOT_FOUND:
+                return False
+            if exc.status == UNPROCESSABLE:
+                raise RejectedError(_refusal(exc)) from exc
+            raise
+        return True
 
     def retire_revision(self, namespace: str, name: str, revision: str) -> None:
         child = revision_name(name, revision)

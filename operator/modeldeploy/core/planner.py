@@ -126,6 +126,23 @@ class Decision:
     requeue_after: float = IDLE_REQUEUE_SECONDS
 
 
+def scale_order(
+    targets: tuple[RevisionTarget, ...], observed: Mapping[str, RevisionState]
+) -> tuple[tuple[RevisionTarget, ...], tuple[RevisionTarget, ...]]:
+    """The targets that keep or gain pods, then those that lose pods.
+
+    Executors apply the first group before moving traffic and the second
+    after, so a revision never loses pods while it still has its old weight.
+    """
+    grow = tuple(
+        t
+        for t in targets
+        if t.revision not in observed or t.replicas >= observed[t.revision].replicas
+    )
+    shrink = tuple(t for t in targets if t not in grow)
+    return grow, shrink
+
+
 # --- helpers --------------------------------------------------------------------
 
 
@@ -229,7 +246,7 @@ def plan(
     now: datetime,
 ) -> Decision:
     """Decide the next move of one ModelDeployment."""
-    tick = _Tick(spec, status, observations, now, revision_of(spec))
+    tick = _Tick(spec, _resumed(status), observations, now, revision_of(spec))
     decision = _route(tick)
     return _finish(tick, decision)
 
@@ -685,3 +702,33 @@ def _finish(t: _Tick, decision: Decision) -> Decision:
     ]
     status = _with(s, conditions=conditions, observed_generation=t.obs.generation)
     return replace(decision, status=status)
+
+
+# --- stalled ticks ------------------------------------------------------------------
+
+STALLED = "Stalled"
+
+
+def stalled(
+    status: ModelDeploymentStatus, reason: str, message: str, now: datetime
+) -> ModelDeploymentStatus:
+    """Status for a tick the cluster stopped (a missing CRD, a name another owner holds).
+
+    Nothing of the decision was done, so everything stays as it was except
+    the message and a ``Stalled`` condition (as kstatus reads it) saying why.
+    The next tick that gets through drops both: ``_finish`` rebuilds the
+    conditions and ``plan`` restores the message.
+    """
+    condition = _condition(
+        status.conditions, STALLED, ok=True, reason=reason, message=message, now=timestamp(now)
+    )
+    others = [c for c in status.conditions if c.type != STALLED]
+    return _with(status, message=message, conditions=[*others, condition])
+
+
+def _resumed(status: ModelDeploymentStatus) -> ModelDeploymentStatus:
+    """Undo ``stalled``: the planner's own last message is kept in ``Progressing``."""
+    if not any(c.type == STALLED for c in status.conditions):
+        return status
+    progressing = next((c for c in status.conditions if c.type == "Progressing"), None)
+    return _with(status, message=progressing.message if progressing else "")
