@@ -1,6 +1,6 @@
 """Test environment for the operator on the local control plane.
 
-- ``install_crd`` applies the generated CRD and waits until it is served.
+- ``install_crd`` applies a CRD (the generated one unless told) and waits until it is served.
 - ``OperatorProcess`` runs the real ``modeldeploy-operator`` as a subprocess
   under its own least-privilege ServiceAccount (RBAC from the chart's rules).
 - ``FakeKubelet`` stands in for the node: there is no kubelet here, so it
@@ -66,9 +66,9 @@ def require_tool(name: str, how: str) -> str:
 # --- CRD and RBAC -------------------------------------------------------------------
 
 
-def install_crd(api: client.ApiClient) -> None:
+def install_crd(api: client.ApiClient, path: Path = CRD_FILE) -> None:
     ext = client.ApiextensionsV1Api(api)
-    body = yaml.safe_load(CRD_FILE.read_text())
+    body = yaml.safe_load(path.read_text())
     name = body["metadata"]["name"]
     try:
         current = ext.read_custom_resource_definition(name)
@@ -365,6 +365,9 @@ class Cluster:
         seen: dict[str, Any] = {}
 
         def reached() -> dict[str, Any] | None:
+            # Replace, never merge: a field status drops (canaryRevision at
+            # promotion) must not linger from an earlier poll.
+            seen.clear()
             seen.update(self.status(name))
             return dict(seen) if seen.get("phase") == phase else None
 
