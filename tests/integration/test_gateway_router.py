@@ -258,6 +258,62 @@ def test_abort_sends_the_canary_weight_to_zero_at_once(
     assert exists(cluster.core.read_namespaced_service, f"{name}-{canary}", cluster.ns)
 
 
+def wait_stalled(cluster: Cluster, name: str, reason: str) -> dict[str, Any]:
+    """The Stalled condition once status carries it with ``reason``."""
+
+    def found() -> dict[str, Any] | None:
+        conditions = cluster.status(name).get("conditions") or []
+        return next(
+            (c for c in conditions if c["type"] == "Stalled" and c["reason"] == reason), None
+        )
+
+    return wait_for(found, 30, f"a Stalled condition with reason {reason}")
+
+
+def test_a_hostname_the_route_schema_refuses_stalls_with_the_servers_words(
+    operator: OperatorProcess, httproute_crd: None, cluster: Cluster, kubelet: FakeKubelet
+) -> None:
+    name = unique_name()
+    cluster.apply(gateway_md(name, "v1", {**ROUTER, "hostnames": ["Not_A_Host"]}))
+    condition = wait_stalled(cluster, name, "Rejected")
+    assert "spec.hostnames[0]" in condition["message"]
+    assert cluster.status(name)["message"] == condition["message"]
+    assert cluster.event_reasons(name).count("Rejected") == 1
+    assert route_of(cluster, name) is None
+
+
+def test_a_route_name_another_controller_owns_is_left_alone(
+    operator: OperatorProcess, httproute_crd: None, cluster: Cluster, kubelet: FakeKubelet
+) -> None:
+    name = unique_name()
+    other = cluster.core.create_namespaced_config_map(
+        cluster.ns, {"metadata": {"name": "someone-else"}}
+    )
+    foreign_owner = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "someone-else",
+        "uid": other.metadata.uid,
+        "controller": True,
+    }
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "ownerReferences": [foreign_owner]},
+        "spec": {"parentRefs": [{"name": "other-gw"}]},
+    }
+    cluster.custom.create_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", cluster.ns, "httproutes", route
+    )
+    cluster.apply(gateway_md(name, "v1"))
+    condition = wait_stalled(cluster, name, "AdoptionConflict")
+    assert condition["message"] == f"httproute {name} exists and is controlled by another owner"
+    kept = route_of(cluster, name)
+    assert kept is not None
+    assert [ref["name"] for ref in kept["spec"]["parentRefs"]] == ["other-gw"]
+    assert kept["metadata"]["ownerReferences"][0]["uid"] == other.metadata.uid
+
+
 @pytest.fixture
 def without_httproute_crd(k8s_api: client.ApiClient, httproute_crd: None) -> Iterator[None]:
     """Removes the HTTPRoute CRD for one test; always puts it back."""
