@@ -94,6 +94,12 @@ INVALID = [
         ["spec.rollout.router.parentRefs", "parentRef"],
     ),
     (
+        "hostname that is not a DNS name",
+        "spec.rollout.router",
+        {"type": "GatewayAPI", "parentRefs": [{"name": "gw"}], "hostnames": ["Not_A_Host"]},
+        ["spec.rollout.router.hostnames[0]"],
+    ),
+    (
         "zero pause duration",
         "spec.rollout.steps.1",
         {"pause": {"duration": "0s"}},

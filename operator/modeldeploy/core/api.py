@@ -61,6 +61,17 @@ Duration = Annotated[
 ]
 
 
+# A DNS name, optionally with one leading wildcard label, as Gateway API accepts.
+Hostname = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    ),
+]
+
+
 class Phase(StrEnum):
     """Where a ModelDeployment's rollout stands (``status.phase``).
 
@@ -223,7 +234,7 @@ class RouterSpec(ApiModel):
 
     type: RouterType = RouterType.REPLICAS
     parent_refs: list[ParentRef] = Field(default_factory=list, max_length=16)
-    hostnames: list[str] = Field(default_factory=list, max_length=16)
+    hostnames: list[Hostname] = Field(default_factory=list, max_length=16)
 
 
 class PrometheusSpec(ApiModel):
