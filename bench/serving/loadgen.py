@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -166,15 +166,14 @@ async def run_open(
     *,
     rate: float,
     seconds: float,
-    max_connections: int = 128,
+    max_connections: int = 64,
 ) -> Result:
     """Requests due at ``rate`` per second for ``seconds``, over up to ``max_connections``."""
     loop = asyncio.get_running_loop()
     result = Result(seconds=seconds)
     cycle = itertools.cycle(requests)
-    idle: list[_Conn] = []
-    backlog: list[float] = []  # due times of requests waiting for a free connection
-    outstanding = 0
+    idle: deque[_Conn] = deque()  # FIFO keeps every connection warm (no keep-alive expiry)
+    backlog: deque[float] = deque()  # due times of requests waiting for a free connection
     finished = loop.create_future()
     total = int(rate * seconds)
 
@@ -183,21 +182,16 @@ async def run_open(
             finished.set_result(None)
 
     def on_response(conn: _Conn, code: int) -> None:
-        nonlocal outstanding
-        outstanding -= 1
         result.latencies.append(time.perf_counter() - conn.started)
         result.codes[code] += 1
         if backlog:
-            outstanding += 1
-            conn.send(next(cycle), backlog.pop(0))
+            conn.send(next(cycle), backlog.popleft())
         else:
             idle.append(conn)
         maybe_finish()
 
     def on_lost(conn: _Conn) -> None:
-        nonlocal outstanding
         if conn.busy:
-            outstanding -= 1
             result.errors += 1
             maybe_finish()
         if conn in idle:
@@ -213,13 +207,15 @@ async def run_open(
         for i in range(due_count):
             due = start + (sent + i) / rate
             if idle:
-                outstanding += 1
-                idle.pop().send(next(cycle), due)
+                idle.popleft().send(next(cycle), due)
             else:
                 backlog.append(due)
         sent += max(0, due_count)
         await asyncio.sleep(0.0005)
-    await asyncio.wait_for(finished, timeout=60)
+    try:
+        await asyncio.wait_for(finished, timeout=60)
+    except TimeoutError:  # never answered: as bad as an error status
+        result.errors += total - result.completed - result.errors
     result.seconds = time.perf_counter() - start
     for conn in pool:
         if conn.transport is not None:

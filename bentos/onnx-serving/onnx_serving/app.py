@@ -242,20 +242,22 @@ async def _model_get(send: Send, name: str, version: str | None, what: str) -> N
 async def _health_ready(send: Send) -> None:
     state = STATE.ready
     if state is None:
-        await _send_json(send, 503, {"ready": False, "reason": STATE.reason})
+        # "failed" will not change without a restart; "loading" may still become ready.
+        phase = "failed" if STATE.failed else "loading"
+        await _send_json(send, 503, {"ready": False, "state": phase, "reason": STATE.reason})
     else:
-        await _send_json(
-            send,
-            200,
-            {
-                "ready": True,
-                "model_name": state.settings.model_name,
-                "model_version": state.settings.model_version,
-            },
-        )
+        body = {
+            "ready": True,
+            "state": "ready",
+            "model_name": state.settings.model_name,
+            "model_version": state.settings.model_version,
+        }
+        await _send_json(send, 200, body)
 
 
 async def _metrics(send: Send) -> None:
+    if STATE.metrics is not None:
+        STATE.metrics.flush()  # this worker's tallies; the others flush on their own timers
     content, media_type = await anyio.to_thread.run_sync(render_latest)
     await _send(send, 200, content, media_type.encode())
 

@@ -34,6 +34,10 @@ class Settings:
     workers: int
     intra_op_threads: int
     offload: str  # "auto" | "always" | "never"
+    request_timeout_seconds: float
+    gc_policy: str  # "freeze" | "default"
+    gc_young_interval_seconds: float
+    gc_full_interval_seconds: float
 
 
 def cpu_share() -> float:
@@ -78,6 +82,24 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not value > 0:
+        raise SettingsError(f"{name}={raw} must be positive")
+    return value
+
+
+def request_timeout(env: Mapping[str, str] | None = None) -> float:
+    """REQUEST_TIMEOUT_SECONDS: BentoML answers 504 when a response has not started by then."""
+    return _float(os.environ if env is None else env, "REQUEST_TIMEOUT_SECONDS", 10.0)
+
+
 def default_workers(env: Mapping[str, str] | None = None) -> int:
     """Worker processes: SERVING_WORKERS, else one per whole CPU of the pod's share."""
     env = os.environ if env is None else env
@@ -100,13 +122,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     offload = env.get("INFERENCE_OFFLOAD", "auto").strip().lower() or "auto"
     if offload not in {"auto", "always", "never"}:
         raise SettingsError(f"INFERENCE_OFFLOAD={offload!r} must be auto, always or never")
-    timeout_raw = env.get("MODEL_FETCH_TIMEOUT_SECONDS", "").strip() or "60"
-    try:
-        timeout = float(timeout_raw)
-    except ValueError:
-        raise SettingsError(
-            f"MODEL_FETCH_TIMEOUT_SECONDS={timeout_raw!r} is not a number"
-        ) from None
+    gc_mode = env.get("GC_POLICY", "freeze").strip().lower() or "freeze"
+    if gc_mode not in {"freeze", "default"}:
+        raise SettingsError(f"GC_POLICY={gc_mode!r} must be freeze or default")
     return Settings(
         model_uri=uri,
         model_sha256=sha,
@@ -115,12 +133,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 1 << 20),
         max_batch_rows=_int(env, "MAX_BATCH_ROWS", 1024),
         allow_nonfinite_inputs=_bool(env, "ALLOW_NONFINITE_INPUTS", False),
-        fetch_timeout_seconds=timeout,
+        fetch_timeout_seconds=_float(env, "MODEL_FETCH_TIMEOUT_SECONDS", 60.0),
         fetch_attempts=_int(env, "MODEL_FETCH_ATTEMPTS", 5),
         max_model_bytes=_int(env, "MAX_MODEL_BYTES", 1 << 30),
         workers=workers,
         intra_op_threads=_int(env, "ORT_INTRA_OP_THREADS", threads_default),
         offload=offload,
+        request_timeout_seconds=request_timeout(env),
+        gc_policy=gc_mode,
+        gc_young_interval_seconds=_float(env, "GC_YOUNG_INTERVAL_SECONDS", 0.1),
+        gc_full_interval_seconds=_float(env, "GC_FULL_INTERVAL_SECONDS", 900.0),
     )
 
 

@@ -9,11 +9,11 @@ checked and trial-run; until then every inference answers 503.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from dataclasses import dataclass
 
+from . import gc_policy
 from .fetch import FetchError, fetch_and_verify
 from .metrics import Metrics
 from .model import LoadedModel, ModelLoadError, load_model
@@ -115,10 +115,8 @@ class ServingState:
         limits = Limits(settings.max_batch_rows, settings.allow_nonfinite_inputs)
         self.ready = Ready(settings, model, self.metrics, limits)
         self.reason = "ready"
-        # Everything allocated so far (BentoML, onnx, the session) lives as long
-        # as the process: keep the garbage collector from rescanning it.
-        gc.collect()
-        gc.freeze()
+        if settings.gc_policy == "freeze":
+            gc_policy.install(settings.gc_young_interval_seconds, settings.gc_full_interval_seconds)
         log.info(
             "ready: serving %s version %s (sha256 %s%s), %d intra-op thread(s)",
             settings.model_name,
