@@ -72,6 +72,10 @@ def _content_length(scope: Scope) -> bytes | None:
     return None
 
 
+def _too_large(limit: int) -> RequestError:
+    return RequestError(413, f"request body exceeds the limit of {limit} bytes (MAX_REQUEST_BYTES)")
+
+
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     declared = _content_length(scope)
     if declared is not None:
@@ -87,6 +91,8 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             )
     message = await receive()
     body = message.get("body", b"")
+    if len(body) > limit:  # chunked uploads have no Content-Length to check up front
+        raise _too_large(limit)
     if not message.get("more_body", False) and message["type"] == "http.request":
         return bytes(body)  # the whole body in one message: the common case
     chunks = [body]
@@ -97,10 +103,8 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise _ClientDisconnectedError
         chunk = message.get("body", b"")
         total += len(chunk)
-        if total > limit:  # chunked upload without a Content-Length
-            raise RequestError(
-                413, f"request body exceeds the limit of {limit} bytes (MAX_REQUEST_BYTES)"
-            )
+        if total > limit:
+            raise _too_large(limit)
         chunks.append(chunk)
     if message["type"] == "http.disconnect":
         raise _ClientDisconnectedError
