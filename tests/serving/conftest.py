@@ -102,6 +102,7 @@ SERVER_SPECS: dict[str, tuple[str, dict[str, str]]] = {
     "wrong-sha": ("v1", {"MODEL_SHA256": "0" * 64}),
     "http": ("{http}/v1.onnx", {}),
     "http-missing": ("{http}/no-such-model.onnx", {"MODEL_FETCH_ATTEMPTS": "1"}),
+    "bad-config": ("v1", {"MAX_BATCH_ROWS": "many"}),
 }
 
 

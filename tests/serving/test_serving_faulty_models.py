@@ -120,9 +120,10 @@ def test_contract_break_model_exposes_its_different_contract(
         ("corrupt", "model rejected: not a valid ONNX file"),
         ("wrong-sha", "sha256 mismatch"),
         ("http-missing", "answered 404"),
+        ("bad-config", "configuration error: MAX_BATCH_ROWS='many' is not an integer"),
     ],
 )
-def test_unverifiable_model_never_becomes_ready(
+def test_server_that_cannot_serve_never_becomes_ready(
     servers: dict[str, Server], name: str, reason: str
 ) -> None:
     server = servers[name]
