@@ -171,21 +171,17 @@ class Resources(ApiModel):
     limits: dict[str, str] = Field(default_factory=dict)
 
 
-class Batching(ApiModel):
-    enabled: bool = False
-    max_batch_size: int = Field(default=32, ge=1, le=4096)
-    max_latency_ms: int = Field(default=10, ge=1, le=60_000)
-
-
 class ServingSpec(ApiModel):
     """How each revision's pods run the onnx-serving bento."""
 
     image: str = Field(default=DEFAULT_SERVING_IMAGE, min_length=1, max_length=512)
     replicas: int = Field(default=1, ge=1, le=1000)
     resources: Resources = Field(default_factory=Resources)
-    batching: Batching = Field(default_factory=Batching)
     max_request_bytes: int = Field(default=1_048_576, ge=1024, le=268_435_456)
     max_batch_rows: int = Field(default=1024, ge=1, le=1_000_000)
+    request_timeout_seconds: int = Field(
+        default=10, ge=1, le=3600, description="Requests whose response has not started by then get a 504."
+    )
 
 
 class Pause(ApiModel):

@@ -78,9 +78,7 @@ def _serving_env(spec: ModelDeploymentSpec, model_name: str) -> list[dict[str, s
         "MODEL_VERSION": spec.model.version,
         "MAX_REQUEST_BYTES": str(serving.max_request_bytes),
         "MAX_BATCH_ROWS": str(serving.max_batch_rows),
-        "BATCHING_ENABLED": "true" if serving.batching.enabled else "false",
-        "BATCHING_MAX_BATCH_SIZE": str(serving.batching.max_batch_size),
-        "BATCHING_MAX_LATENCY_MS": str(serving.batching.max_latency_ms),
+        "REQUEST_TIMEOUT_SECONDS": str(serving.request_timeout_seconds),
     }
     return [{"name": key, "value": value} for key, value in env.items()]
 
