@@ -63,6 +63,19 @@ def require_tool(name: str, how: str) -> str:
     return path
 
 
+def kubectl_modeldeploy(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the plugin the way a person does: ``kubectl modeldeploy ...``."""
+    kubectl = require_tool("kubectl", "run `make k8s-build` and put its bin directory on PATH")
+    require_tool("kubectl-modeldeploy", "run the tests through `make test`")
+    return subprocess.run(
+        [kubectl, "modeldeploy", *args],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 # --- CRD and RBAC -------------------------------------------------------------------
 
 

@@ -8,8 +8,6 @@ and puts it back (the operator fixture is shared by the whole session).
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,8 @@ from md_env import (
     Cluster,
     FakeKubelet,
     OperatorProcess,
+    kubectl_modeldeploy,
     model_deployment,
-    require_tool,
     revision,
     unique_name,
     wait_for,
@@ -68,18 +66,6 @@ def weights(cluster: Cluster, name: str) -> dict[str, int]:
 
 def service_selector(cluster: Cluster, name: str) -> dict[str, str]:
     return dict(cluster.core.read_namespaced_service(name, cluster.ns).spec.selector)
-
-
-def kubectl_modeldeploy(kubeconfig: Path, *args: str) -> None:
-    kubectl = require_tool("kubectl", "run `make k8s-build` and put its bin directory on PATH")
-    result = subprocess.run(
-        [kubectl, "modeldeploy", *args],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def deploy_stable(cluster: Cluster, name: str) -> str:
@@ -209,7 +195,8 @@ def test_weights_follow_the_steps_with_both_revisions_at_full_size_then_promote(
     # Clients of the user Service bypass the gateway: they stay on stable.
     assert service_selector(cluster, name)["modeldeploy.dev/revision"] == stable
 
-    kubectl_modeldeploy(kubeconfig, "promote", name, "-n", cluster.ns)
+    promoted = kubectl_modeldeploy(kubeconfig, "promote", name, "-n", cluster.ns)
+    assert promoted.returncode == 0, promoted.stderr
     final = cluster.wait_phase(name, "Succeeded")
     assert final["stableRevision"] == canary
     wait_for(
@@ -244,7 +231,8 @@ def test_abort_sends_the_canary_weight_to_zero_at_once(
     cluster.wait_phase(name, "Paused")
     assert weights(cluster, name) == {stable: 50, canary: 50}
 
-    kubectl_modeldeploy(kubeconfig, "abort", name, "-n", cluster.ns)
+    aborted = kubectl_modeldeploy(kubeconfig, "abort", name, "-n", cluster.ns)
+    assert aborted.returncode == 0, aborted.stderr
     wait_for(
         lambda: weights(cluster, name) == {stable: 100, canary: 0},
         5,

@@ -20,6 +20,7 @@ from md_env import (
     Cluster,
     FakeKubelet,
     OperatorProcess,
+    kubectl_modeldeploy,
     model_deployment,
     require_tool,
     revision,
@@ -34,18 +35,6 @@ STEPS = [
     {"pause": {}},
     {"setWeight": 100},
 ]
-
-
-def kubectl_modeldeploy(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    kubectl = require_tool("kubectl", "run `make k8s-build` and put its bin directory on PATH")
-    require_tool("kubectl-modeldeploy", "run the tests through `make test`")
-    return subprocess.run(
-        [kubectl, "modeldeploy", *args],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def deploy_stable(cluster: Cluster, name: str, **spec: Any) -> dict[str, Any]:
