@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -43,7 +42,9 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from loadgen import Result, build_requests, run_closed, run_open
+from proctree import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / ".local" / "models"
@@ -91,28 +92,8 @@ def start(name: str, argv: list[str], env: dict[str, str], cpus: set[int], log: 
     return Server(name, port, process, log)
 
 
-def descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                found += [int(child), *descendants(int(child))]
-    return found
-
-
 def stop(server: Server) -> None:
-    """SIGTERM the server (BentoML's arbiter stops its workers), then kill leftovers."""
-    family = descendants(server.process.pid)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, signal.SIGTERM)
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
-    for pid in family:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    stop_process_group(server.process, timeout=20)
 
 
 def wait_ready(server: Server, timeout: float = 90.0) -> None:

@@ -75,6 +75,14 @@ def deploy_stable(cluster: Cluster, name: str) -> str:
     return revision(body)
 
 
+def start_canary(cluster: Cluster, name: str) -> tuple[str, str]:
+    """A stable v1, then v2 applied: returns (stable, canary) revisions."""
+    stable = deploy_stable(cluster, name)
+    v2 = gateway_md(name, "v2")
+    cluster.apply(v2)
+    return stable, revision(v2)
+
+
 def exists(read: Any, name: str, namespace: str) -> bool:
     try:
         read(name, namespace)
@@ -167,10 +175,7 @@ def test_weights_follow_the_steps_with_both_revisions_at_full_size_then_promote(
     kubeconfig: Path,
 ) -> None:
     name = unique_name()
-    stable = deploy_stable(cluster, name)
-    v2 = gateway_md(name, "v2")
-    canary = revision(v2)
-    cluster.apply(v2)
+    stable, canary = start_canary(cluster, name)
 
     seen: list[dict[str, int]] = []
     sizes: list[dict[str, int]] = []
@@ -224,10 +229,7 @@ def test_abort_sends_the_canary_weight_to_zero_at_once(
     kubeconfig: Path,
 ) -> None:
     name = unique_name()
-    stable = deploy_stable(cluster, name)
-    v2 = gateway_md(name, "v2")
-    canary = revision(v2)
-    cluster.apply(v2)
+    stable, canary = start_canary(cluster, name)
     cluster.wait_phase(name, "Paused")
     assert weights(cluster, name) == {stable: 50, canary: 50}
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,9 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+from proctree import stop_process_group  # noqa: E402 - lives beside the dev tooling
+
 MODELS = ROOT / ".local" / "models"
 START_TIMEOUT = 180.0
 # Small limits on the main server so the limit tests stay cheap.
@@ -84,28 +86,8 @@ class Server:
             pytest.fail(f"{self.name} not ready: {response.text}\n{self.log_tail()}")
 
 
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                found += [int(child), *_descendants(int(child))]
-    return found
-
-
 def stop(server: Server) -> None:
-    family = _descendants(server.process.pid)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, signal.SIGTERM)
-    try:
-        server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
-    for pid in family:  # workers that outlived their arbiter
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    stop_process_group(server.process, timeout=30)
 
 
 def oip_request(

@@ -180,7 +180,10 @@ class ServingSpec(ApiModel):
     max_request_bytes: int = Field(default=1_048_576, ge=1024, le=268_435_456)
     max_batch_rows: int = Field(default=1024, ge=1, le=1_000_000)
     request_timeout_seconds: int = Field(
-        default=10, ge=1, le=3600, description="Requests whose response has not started by then get a 504."
+        default=10,
+        ge=1,
+        le=3600,
+        description="Requests whose response has not started by then get a 504.",
     )
 
 
